@@ -1,0 +1,19 @@
+"""Modal submissions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_bolt import App
+
+from bot.ids import Callback
+from bot.listeners.views import comment, report
+
+if TYPE_CHECKING:
+    from bot.app import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    app.view(Callback.REPORT)(report.handler(runtime))
+    app.view(Callback.REQUEST_CHANGES)(comment.request_changes_handler(runtime))
+    app.view(Callback.WITHDRAW)(comment.withdraw_handler(runtime))
