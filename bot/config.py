@@ -6,6 +6,7 @@ the most common first-run mistake, and the person fixing it is reading a termina
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,8 @@ def _float(env: dict[str, str], key: str, default: float, minimum: float = 0.0) 
         value = float(raw)
     except ValueError:
         raise ConfigError(f"malformed {key}={raw!r}: expected a number of seconds") from None
+    if not math.isfinite(value):  # float() accepts "nan" and "inf"; neither is a duration
+        raise ConfigError(f"malformed {key}={raw!r}: expected a finite number of seconds")
     if value <= minimum:
         raise ConfigError(f"malformed {key}={raw!r}: must be greater than {minimum:g}")
     return value

@@ -24,7 +24,7 @@ from bot.models import (
     ReportVersion,
     SlackMessage,
 )
-from bot.render import Renderer
+from bot.render import Renderer, escape_mrkdwn
 
 MANAGER_REPORT = "manager_report"
 REPORTER_RECEIPT = "reporter_receipt"
@@ -72,6 +72,8 @@ def version_status(
     s: Session, incident: Incident, version: int, viewer: str
 ) -> tuple[str, dict[str, Any]]:
     """The state of one version as the manager's message shows it: key + params."""
+    if version < incident.current_version:
+        return "status.superseded", {"current": incident.current_version}
     decision = _decision(s, incident, version)
     if decision is not None:
         if decision.outcome == DecisionOutcome.APPROVED:
@@ -85,8 +87,6 @@ def version_status(
         }
     if incident.state == CaseState.WITHDRAWN:
         return "status.withdrawn", {"at": incident.closed_at}
-    if version < incident.current_version:
-        return "status.superseded", {"current": incident.current_version}
     if incident.manager_id != viewer:
         return "status.reassigned", {"manager": incident.manager_id}
     return "status.pending", {}
@@ -141,7 +141,9 @@ def _manager_report(
             "changes": Action.REQUEST_CHANGES,
         },
     )
-    text = r._("manager_report.fallback", case=incident.short_id, client=incident.client)
+    text = r._(
+        "manager_report.fallback", case=incident.short_id, client=escape_mrkdwn(incident.client)
+    )
     return Outgoing(text=text, blocks=blocks, purpose=MANAGER_REPORT)
 
 

@@ -254,3 +254,12 @@ class SlackEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TeamCounter(Base):
+    """The last case number handed out per workspace (`M-42`); one row lock per new case."""
+
+    __tablename__ = "team_counters"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,7 @@ from bot.models import (
     PromiseStatus,
     ReportVersion,
     Severity,
+    TeamCounter,
     UserSetting,
 )
 
@@ -178,6 +181,20 @@ def find_by_submit_key(s: Session, submit_key: str) -> Incident | None:
     return s.get(Incident, version.incident_id) if version else None
 
 
+def next_case_number(s: Session, team_id: str) -> int:
+    """Atomically take the workspace's next case number (an upsert that locks one row).
+
+    Reading max(seq)+1 races between replicas; the upsert serialises them on the counter row.
+    """
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(TeamCounter).values(team_id=team_id, last_seq=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[TeamCounter.team_id],
+        set_={"last_seq": TeamCounter.last_seq + 1},
+    ).returning(TeamCounter.last_seq)
+    return int(s.execute(stmt).scalar_one())
+
+
 def submit_report(
     s: Session,
     *,
@@ -196,7 +213,7 @@ def submit_report(
     existing = find_by_submit_key(s, submit_key)
     if existing is not None:
         return Outcome(existing, changed=False)
-    seq = (s.scalar(select(func.max(Incident.seq)).where(Incident.team_id == team_id)) or 0) + 1
+    seq = next_case_number(s, team_id)
     incident = Incident(
         team_id=team_id,
         seq=seq,
@@ -392,9 +409,9 @@ def decide(
         select(Decision).where(Decision.incident_id == incident.id, Decision.version == version)
     )
     if previous is not None:
-        if previous.outcome == outcome and previous.manager_id == actor:
-            return Outcome(incident, changed=False)
-        raise Refused("refused.already_decided", case=incident.short_id)
+        same = previous.outcome == outcome and previous.will_attend == will_attend
+        if same and previous.manager_id == actor:
+            return Outcome(incident, changed=False)  # a double click or a replay
     if version != incident.current_version:
         raise Refused(
             "refused.outdated",
@@ -402,6 +419,8 @@ def decide(
             version=version,
             current=incident.current_version,
         )
+    if previous is not None:
+        raise Refused("refused.already_decided", case=incident.short_id)
     if incident.state != CaseState.REPORTED:
         raise Refused("refused.not_open", case=incident.short_id)
     comment = comment.strip()
@@ -505,10 +524,6 @@ def check_can_request_changes(
         raise Refused("refused.self_approval", case=incident.short_id)
     if actor != report.manager_id or actor != incident.manager_id:
         raise Refused("refused.not_manager", case=incident.short_id, manager=incident.manager_id)
-    if s.scalar(
-        select(Decision).where(Decision.incident_id == incident.id, Decision.version == version)
-    ):
-        raise Refused("refused.already_decided", case=incident.short_id)
     if version != incident.current_version:
         raise Refused(
             "refused.outdated",
@@ -516,6 +531,10 @@ def check_can_request_changes(
             version=version,
             current=incident.current_version,
         )
+    if s.scalar(
+        select(Decision).where(Decision.incident_id == incident.id, Decision.version == version)
+    ):
+        raise Refused("refused.already_decided", case=incident.short_id)
     if incident.state != CaseState.REPORTED:
         raise Refused("refused.not_open", case=incident.short_id)
     return incident

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 18:48:03.814703
+Create Date: 2026-11-27 18:56:12.185072
 """
 
 from collections.abc import Sequence
@@ -51,6 +51,12 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=64), nullable=False),
         sa.Column("received_at", bot.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_slack_events")),
+    )
+    op.create_table(
+        "team_counters",
+        sa.Column("team_id", sa.String(length=32), nullable=False),
+        sa.Column("last_seq", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("team_id", name=op.f("pk_team_counters")),
     )
     op.create_table(
         "user_settings",
@@ -258,6 +264,7 @@ def downgrade() -> None:
 
     op.drop_table("audit_events")
     op.drop_table("user_settings")
+    op.drop_table("team_counters")
     op.drop_table("slack_events")
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_incidents_state"))
