@@ -23,11 +23,21 @@ WEEKDAYS_JA = "月火水木金土日"
 
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    """All messages of one language, id → text."""
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as fh:
-        po = read_po(fh, locale=locale)
-    return {str(m.id): str(m.string) for m in po if m.id and m.string}
+    """All messages of one language, id → text, from every .po file of that language.
+
+    One file per part of the workflow (messages.po, reminders.po, …) keeps edits apart.
+    """
+    messages: dict[str, str] = {}
+    for path in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as fh:
+            po = read_po(fh, locale=locale)
+        for m in po:
+            if m.id and m.string:
+                key = str(m.id)
+                if key in messages:
+                    raise ValueError(f"message {key!r} defined twice in the {locale!r} catalogs")
+                messages[key] = str(m.string)
+    return messages
 
 
 def t(locale: str, key: str, /, **params: object) -> str:

@@ -101,6 +101,7 @@ class Incident(Base):
     submit_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    apologised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
@@ -162,6 +163,12 @@ class Promise(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kept_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     kept_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped each time the promise is moved: reminder dedupe keys include it, so a moved
+    # promise gets fresh reminders while a retried request still creates each one once.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("promises.id"))
 
 
@@ -263,3 +270,83 @@ class TeamCounter(Base):
 
     team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MeasureStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Apology(Base):
+    """The apology as it happened: when, how, who attended, how the client reacted."""
+
+    __tablename__ = "apologies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(16))  # visit / phone / video / email
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attendees: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    client_reaction: Mapped[str] = mapped_column(Text, default="")
+    logged_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LetterDraft(Base):
+    """One saved version of an apology letter or memorandum, section by section."""
+
+    __tablename__ = "letter_drafts"
+    __table_args__ = (UniqueConstraint("incident_id", "kind", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # letter / memorandum
+    language: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer)
+    sections: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    text: Mapped[str] = mapped_column(Text)
+    blame_flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    file_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    submit_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PreventionPlan(Base):
+    """The recurrence-prevention plan (再発防止策) of a case: root cause and measures."""
+
+    __tablename__ = "prevention_plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), unique=True
+    )
+    root_cause: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PreventionMeasure(Base):
+    """One concrete measure of a plan, with an owner and a due date; outlives the case."""
+
+    __tablename__ = "prevention_measures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("prevention_plans.id", ondelete="CASCADE"), index=True
+    )
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=MeasureStatus.OPEN)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 18:56:12.185072
+Create Date: 2026-11-27 18:58:36.335614
 """
 
 from collections.abc import Sequence
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("submit_key", sa.String(length=64), nullable=True),
         sa.Column("created_at", bot.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("apologised_at", bot.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("closed_at", bot.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
         sa.UniqueConstraint("submit_key", name=op.f("uq_incidents_submit_key")),
@@ -74,6 +75,27 @@ def upgrade() -> None:
         sa.Column("updated_at", bot.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_user_settings")),
     )
+    op.create_table(
+        "apologies",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.Column("done_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("attendees", sa.JSON(), nullable=False),
+        sa.Column("client_reaction", sa.Text(), nullable=False),
+        sa.Column("logged_by", sa.String(length=32), nullable=False),
+        sa.Column("created_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_apologies_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_apologies")),
+    )
+    with op.batch_alter_table("apologies", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_apologies_incident_id"), ["incident_id"], unique=False)
+
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -118,6 +140,50 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "letter_drafts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("sections", sa.JSON(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("blame_flags", sa.JSON(), nullable=False),
+        sa.Column("file_ids", sa.JSON(), nullable=False),
+        sa.Column("submit_key", sa.String(length=64), nullable=True),
+        sa.Column("created_by", sa.String(length=32), nullable=False),
+        sa.Column("created_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_letter_drafts_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_letter_drafts")),
+        sa.UniqueConstraint(
+            "incident_id", "kind", "version", name=op.f("uq_letter_drafts_incident_id_kind_version")
+        ),
+        sa.UniqueConstraint("submit_key", name=op.f("uq_letter_drafts_submit_key")),
+    )
+    op.create_table(
+        "prevention_plans",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("root_cause", sa.Text(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("updated_by", sa.String(length=32), nullable=False),
+        sa.Column("created_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_prevention_plans_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_prevention_plans")),
+        sa.UniqueConstraint("incident_id", name=op.f("uq_prevention_plans_incident_id")),
+    )
+    op.create_table(
         "promises",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=False),
@@ -128,6 +194,10 @@ def upgrade() -> None:
         sa.Column("created_at", bot.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("kept_at", bot.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("kept_late", sa.Boolean(), nullable=False),
+        sa.Column("missed_at", bot.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", bot.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", bot.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("previous_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"],
@@ -242,11 +312,51 @@ def upgrade() -> None:
             batch_op.f("ix_deliveries_status"), ["status", "fire_at"], unique=False
         )
 
+    op.create_table(
+        "prevention_measures",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("plan_id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("owner_id", sa.String(length=32), nullable=False),
+        sa.Column("due_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("done_at", bot.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("done_by", sa.String(length=32), nullable=True),
+        sa.Column("created_at", bot.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_prevention_measures_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["prevention_plans.id"],
+            name=op.f("fk_prevention_measures_plan_id_prevention_plans"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_prevention_measures")),
+    )
+    with op.batch_alter_table("prevention_measures", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_prevention_measures_incident_id"), ["incident_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_prevention_measures_plan_id"), ["plan_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("prevention_measures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_prevention_measures_plan_id"))
+        batch_op.drop_index(batch_op.f("ix_prevention_measures_incident_id"))
+
+    op.drop_table("prevention_measures")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_status"))
         batch_op.drop_index(batch_op.f("ix_deliveries_incident_id"))
@@ -258,11 +368,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_promises_incident_id"))
 
     op.drop_table("promises")
+    op.drop_table("prevention_plans")
+    op.drop_table("letter_drafts")
     op.drop_table("decisions")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_incident_id"))
 
     op.drop_table("audit_events")
+    with op.batch_alter_table("apologies", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_apologies_incident_id"))
+
+    op.drop_table("apologies")
     op.drop_table("user_settings")
     op.drop_table("team_counters")
     op.drop_table("slack_events")

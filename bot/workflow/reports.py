@@ -1,4 +1,6 @@
-"""The rules of Horenso: every state change of a case is a verb here, and only here.
+"""Reports and sign-off: filing a case, deciding on a version, resubmitting, withdrawing.
+
+The rules of Horenso: every state change of a case is a verb here, and only here.
 
 No Slack imports: callers pass plain facts in (who clicked, what they typed, what Slack said
 about the chosen manager) and get rows and delivery ids back. Each verb runs inside the
@@ -8,20 +10,17 @@ its decision causes (DESIGN §3) — so a decision and the messages it owes are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.deliveries import new_delivery
 from bot.models import (
     OPEN_STATES,
-    AuditEvent,
     CaseState,
     Decision,
     DecisionOutcome,
@@ -35,20 +34,12 @@ from bot.models import (
     TeamCounter,
     UserSetting,
 )
+from bot.workflow.common import Outcome, Refused, audit, deliver, lock_incident
 
 MAX_CLIENT = 200
 MAX_TEXT = 3000
 MAX_COMMENT = 2000
 PAST_TOLERANCE = timedelta(minutes=2)  # the picker has minute precision; clocks drift
-
-
-class Refused(Exception):
-    """An action that is not allowed: `key` names the catalog message for the person."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 @dataclass(frozen=True)
@@ -71,18 +62,6 @@ class ReportInput:
     countermeasure: str
     manager_id: str
     next_contact: datetime | None = None
-
-
-@dataclass
-class Outcome:
-    """What a verb did: the case, whether anything changed, the deliveries to dispatch."""
-
-    incident: Incident
-    changed: bool = True
-    deliveries: list[Delivery] = field(default_factory=list)
-
-    def due(self) -> list[tuple[int, datetime]]:
-        return [(d.id, d.fire_at) for d in self.deliveries]
 
 
 def validate_report(
@@ -129,33 +108,6 @@ def validate_report(
     return errors
 
 
-def _audit(
-    s: Session,
-    incident: Incident,
-    actor: str,
-    action: str,
-    now: datetime,
-    version: int | None = None,
-    **data: Any,
-) -> None:
-    s.add(
-        AuditEvent(
-            incident_id=incident.id,
-            actor=actor,
-            action=action,
-            version=version,
-            data=data,
-            at=now,
-        )
-    )
-
-
-def _deliver(s: Session, out: Outcome, kind: str, recipient: str, now: datetime, **kw: Any) -> None:
-    delivery = new_delivery(kind, recipient, fire_at=kw.pop("fire_at", now), **kw)
-    s.add(delivery)
-    out.deliveries.append(delivery)
-
-
 def _remember_manager(s: Session, reporter_id: str, manager_id: str, now: datetime) -> None:
     row = s.get(UserSetting, reporter_id)
     if row is None:
@@ -163,14 +115,6 @@ def _remember_manager(s: Session, reporter_id: str, manager_id: str, now: dateti
     else:
         row.default_manager_id = manager_id
         row.updated_at = now
-
-
-def _lock_incident(s: Session, incident_id: int) -> Incident:
-    """Load a case for a change, serialising concurrent changes of the same case."""
-    incident = s.scalar(select(Incident).where(Incident.id == incident_id).with_for_update())
-    if incident is None:
-        raise Refused("refused.no_case")
-    return incident
 
 
 def find_by_submit_key(s: Session, submit_key: str) -> Incident | None:
@@ -245,7 +189,7 @@ def submit_report(
             )
         )
     _remember_manager(s, reporter_id, data.manager_id, now)
-    _audit(s, incident, reporter_id, "submitted", now, version=1, manager=data.manager_id)
+    audit(s, incident, reporter_id, "submitted", now, version=1, manager=data.manager_id)
     _report_deliveries(s, out, incident, 1, now)
     s.flush()
     return out
@@ -280,7 +224,7 @@ def _version(
 def _report_deliveries(
     s: Session, out: Outcome, incident: Incident, version: int, now: datetime
 ) -> None:
-    _deliver(
+    deliver(
         s,
         out,
         "manager_report",
@@ -291,7 +235,7 @@ def _report_deliveries(
         dedupe_key=f"manager_report:{incident.id}:{version}",
         notify_on_failure=incident.reporter_id,
     )
-    _deliver(
+    deliver(
         s,
         out,
         "reporter_receipt",
@@ -313,7 +257,7 @@ def resubmit_report(
     now: datetime,
 ) -> Outcome:
     """A new report version after the manager asked for changes (the manager may change)."""
-    incident = _lock_incident(s, incident_id)
+    incident = lock_incident(s, incident_id)
     if s.scalar(select(ReportVersion).where(ReportVersion.submit_key == submit_key)):
         return Outcome(incident, changed=False)
     if actor != incident.reporter_id:
@@ -332,7 +276,7 @@ def resubmit_report(
     incident.updated_at = now
     _cancel_version_deliveries(s, incident.id, old, now)
     _remember_manager(s, actor, data.manager_id, now)
-    _audit(s, incident, actor, "resubmitted", now, version=new, manager=data.manager_id)
+    audit(s, incident, actor, "resubmitted", now, version=new, manager=data.manager_id)
     out = Outcome(incident)
     _refresh(s, out, incident, old, old_manager, now)
     _report_deliveries(s, out, incident, new, now)
@@ -357,7 +301,7 @@ def _refresh(
     s: Session, out: Outcome, incident: Incident, version: int, manager: str, now: datetime
 ) -> None:
     """Update, in place, the manager's message and the reporter's receipt of `version`."""
-    _deliver(
+    deliver(
         s,
         out,
         "manager_report_refresh",
@@ -366,7 +310,7 @@ def _refresh(
         incident_id=incident.id,
         data={"version": version},
     )
-    _deliver(
+    deliver(
         s,
         out,
         "reporter_receipt_refresh",
@@ -393,7 +337,7 @@ def decide(
     Only the manager the version was sent to decides, never on an outdated version, and never
     twice: a double click or a replayed payload changes nothing the second time.
     """
-    incident = _lock_incident(s, incident_id)
+    incident = lock_incident(s, incident_id)
     report = s.scalar(
         select(ReportVersion).where(
             ReportVersion.incident_id == incident.id, ReportVersion.version == version
@@ -445,12 +389,12 @@ def decide(
         incident.state = CaseState.CHANGES_REQUESTED
         action = "changes_requested"
     incident.updated_at = now
-    _audit(
+    audit(
         s, incident, actor, action, now, version=version, will_attend=will_attend, comment=comment
     )
     out = Outcome(incident)
     _refresh(s, out, incident, version, actor, now)
-    _deliver(
+    deliver(
         s,
         out,
         "decision_notice",
@@ -467,7 +411,7 @@ def decide(
 
 def withdraw(s: Session, *, incident_id: int, actor: str, reason: str, now: datetime) -> Outcome:
     """The reporter withdraws an open case; the manager is told; pending messages stop."""
-    incident = _lock_incident(s, incident_id)
+    incident = lock_incident(s, incident_id)
     if actor != incident.reporter_id:
         raise Refused("refused.not_reporter", case=incident.short_id)
     if incident.state == CaseState.WITHDRAWN:
@@ -489,10 +433,10 @@ def withdraw(s: Session, *, incident_id: int, actor: str, reason: str, now: date
         .where(Promise.incident_id == incident.id, Promise.status == PromiseStatus.PENDING)
         .values(status=PromiseStatus.CANCELLED)
     )
-    _audit(s, incident, actor, "withdrawn", now, version=incident.current_version, reason=reason)
+    audit(s, incident, actor, "withdrawn", now, version=incident.current_version, reason=reason)
     out = Outcome(incident)
     _refresh(s, out, incident, incident.current_version, incident.manager_id, now)
-    _deliver(
+    deliver(
         s,
         out,
         "withdrawn_notice",
@@ -552,7 +496,3 @@ def check_reporter(s: Session, *, incident_id: int, actor: str, editable: bool =
     if not editable and incident.state not in OPEN_STATES:
         raise Refused("refused.not_open", case=incident.short_id)
     return incident
-
-
-def is_duplicate_submit(exc: IntegrityError) -> bool:
-    return "submit_key" in str(exc.orig)

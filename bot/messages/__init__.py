@@ -1,0 +1,7 @@
+"""Delivery kinds, one module per part of the workflow; importing this registers them all.
+
+Each renderer reads the case as it is *now*, in the recipient's language and time zone, so a
+message delayed by a Slack outage never carries stale text.
+"""
+
+from bot.messages import reports  # noqa: F401
