@@ -26,11 +26,13 @@ MIGRATION_LOCK_KEY = 0x484F52454E534F  # "HORENSO": one advisory lock id for all
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     """Create an engine tuned for many short transactions from listener and scheduler threads."""
     if url.startswith("sqlite"):
+        # One connection per thread that may need one: opening a connection runs PRAGMAs,
+        # and a burst that overflows a small pool pays for that on every request.
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=pool_size,
-            max_overflow=40,
+            pool_size=max(pool_size, 64),
+            max_overflow=64,
         )
 
         @event.listens_for(engine, "connect")
@@ -48,7 +50,12 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers (Database.read) take no write lock, so a burst of /mistake modals does
+            # not queue behind one another.
+            if conn.get_execution_options().get("horenso_readonly"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=40, pool_pre_ping=True)
@@ -61,6 +68,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.readers = sessionmaker(
+            self.engine.execution_options(horenso_readonly=True), expire_on_commit=False
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -70,6 +80,12 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it takes no write lock."""
+        with self.readers() as session, session.begin():
             yield session
 
     def ping(self) -> bool:

@@ -70,7 +70,7 @@ class Profiles:
             self._cache[user_id] = (time.monotonic(), profile)
 
     def _from_db(self, user_id: str) -> Profile | None:
-        with self.db.session() as s:
+        with self.db.read() as s:
             row = s.get(UserSetting, user_id)
             if row is None or row.profile_fetched_at is None:
                 return None

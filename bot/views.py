@@ -19,7 +19,7 @@ DEFAULT_CONTACT_DELAY = timedelta(minutes=30)
 
 
 def last_manager(runtime: Runtime, user_id: str) -> str | None:
-    with runtime.db.session() as s:
+    with runtime.db.read() as s:
         row = s.get(UserSetting, user_id)
         return row.default_manager_id if row else None
 
