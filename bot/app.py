@@ -132,17 +132,48 @@ def _looks_well_formed(body: str, content_type: str) -> bool:
     """Reject bodies Bolt would choke on (it parses before dispatch and raises on bad JSON)."""
     if "application/json" in content_type:
         try:
-            return isinstance(json.loads(body), dict)
+            return _shape_ok(json.loads(body))
         except ValueError:
             return False
     form = parse_qs(body)
     payload = form.get("payload")
     if payload:
         try:
-            return isinstance(json.loads(payload[0]), dict)
+            return _shape_ok(json.loads(payload[0]))
         except ValueError:
             return False
+    if "command" in form:  # a slash command always names who ran it and a trigger
+        return bool(form.get("user_id")) and bool(form.get("trigger_id"))
     return True
+
+
+def _shape_ok(data: Any) -> bool:
+    """The parts of a payload Bolt indexes without checking must have the type it expects
+    (a `null` view or actions list, or an event that is a list, raise inside Bolt)."""
+    if not isinstance(data, dict):
+        return False
+    kind = data.get("type")
+    if kind == "block_actions":
+        actions = data.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return False
+        if not all(isinstance(a, dict) for a in actions):
+            return False
+    if kind in ("view_submission", "view_closed") and not isinstance(data.get("view"), dict):
+        return False
+    if "event" in data and not isinstance(data["event"], dict):
+        return False
+    nested = ("user", "team", "enterprise", "channel", "container", "view", "message")
+    return all(data.get(key) is None or isinstance(data[key], dict) for key in nested)
+
+
+def _signed(verifier: SignatureVerifier, body: str, headers: dict[str, str]) -> bool:
+    """Slack's signature check; a malformed header (say a timestamp that is not a number,
+    which slack_sdk passes to `int()`) is an invalid signature, not a 500."""
+    try:
+        return verifier.is_valid_request(body, headers)
+    except ValueError:
+        return False
 
 
 def make_wsgi(runtime: Runtime) -> Callable[..., Iterable[bytes]]:
@@ -172,7 +203,7 @@ def make_wsgi(runtime: Runtime) -> Callable[..., Iterable[bytes]]:
         except UnicodeDecodeError:
             return _plain(start_response, "400 Bad Request", "bad encoding")
         headers = _headers(environ)
-        if runtime.settings.socket_mode or not verifier.is_valid_request(body, headers):
+        if runtime.settings.socket_mode or not _signed(verifier, body, headers):
             return _plain(start_response, "401 Unauthorized", "invalid signature")
         if not _looks_well_formed(body, headers.get("content-type", "")):
             return _plain(start_response, "400 Bad Request", "malformed body")

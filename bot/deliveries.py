@@ -233,14 +233,14 @@ class DeliveryService:
         return DeliveryStatus.SENT
 
     def _render(self, delivery_id: int, now: datetime) -> tuple[Outgoing | None, str, Delivery]:
-        # Load the recipient's profile before the render transaction: Profiles opens its own
-        # session, and on SQLite every transaction holds the write lock (BEGIN IMMEDIATE), so a
-        # session nested inside ours would wait out the busy timeout and fail.
-        with self.db.session() as s:
+        # Load the recipient's profile first: Profiles may write it in a session of its own.
+        # Rendering only reads, so it runs in a read session (no SQLite write lock), which a
+        # renderer's own profile look-ups cannot deadlock against.
+        with self.db.read() as s:
             recipient = s.scalar(select(Delivery.recipient).where(Delivery.id == delivery_id))
         if recipient is not None:
             self.profiles.get(recipient)
-        with self.db.session() as s:
+        with self.db.read() as s:
             delivery = s.get(Delivery, delivery_id)
             assert delivery is not None
             if delivery.report_version is not None and delivery.incident_id is not None:

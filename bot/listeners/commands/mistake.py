@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def slack_unescape(text: str) -> str:
+    """Slack sends `&`, `<` and `>` in command text as entities; the modal's plain-text input
+    would show them literally (`AT&amp;T`)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def handler(runtime: Runtime) -> Callable[..., None]:
     def handle_mistake(
         ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
@@ -46,7 +52,7 @@ def handler(runtime: Runtime) -> Callable[..., None]:
         view = views.report_modal(
             runtime,
             profile,
-            client_name=text,
+            client_name=slack_unescape(text),
             private_metadata=json.dumps({"channel": command.get("channel_id", "")}),
         )
         client.views_open(trigger_id=command["trigger_id"], view=view)

@@ -79,13 +79,19 @@ def _store(
     submit_key: str,
 ) -> workflow.Outcome:
     """One transaction; a lost race for the next case number is simply tried again."""
+    incident_id: int | None = None
+    if editing is not None:
+        try:
+            incident_id = int(editing)
+        except (TypeError, ValueError):
+            raise workflow.Refused("refused.no_case") from None
     for attempt in range(5):
         try:
             with runtime.db.session() as s:
-                if editing is not None:
+                if incident_id is not None:
                     return workflow.resubmit_report(
                         s,
-                        incident_id=int(editing),
+                        incident_id=incident_id,
                         actor=reporter,
                         data=data,
                         submit_key=submit_key,
@@ -100,8 +106,6 @@ def _store(
                     submit_key=submit_key,
                     now=utcnow(),
                 )
-        except (TypeError, ValueError):
-            raise workflow.Refused("refused.no_case") from None
         except IntegrityError:
             if attempt == 4:
                 raise
