@@ -38,6 +38,38 @@ def cmd_migrate(settings: Settings) -> int:
     return 0
 
 
+def start_socket_mode(runtime: Any) -> None:
+    """Connect to Slack over Socket Mode in the background, retrying until it works.
+
+    A Slack outage at start-up must not kill the process: /healthz keeps answering and the
+    deliveries keep their own retries.
+    """
+    import threading
+    import time
+
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk import WebClient
+
+    web = WebClient(
+        base_url=runtime.settings.slack_api_url, retry_handlers=runtime.client.retry_handlers
+    )
+    handler = SocketModeHandler(runtime.app, runtime.settings.slack_app_token, web_client=web)
+
+    def connect() -> None:
+        delay = 1.0
+        while True:
+            try:
+                handler.connect()
+                log.info("Socket Mode connected")
+                return
+            except Exception as exc:  # keep serving /healthz; try again with backoff
+                log.warning("Socket Mode connection failed (%s); retrying in %.0f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    threading.Thread(target=connect, name="socket-mode", daemon=True).start()
+
+
 def cmd_serve(settings: Settings, no_migrate: bool, bind: str | None) -> int:
     settings.require_for_serve()
     if not no_migrate:
@@ -70,11 +102,8 @@ def cmd_serve(settings: Settings, no_migrate: bool, bind: str | None) -> int:
             self.runtime = build_runtime(settings)
             self.runtime.start_background()
             if settings.socket_mode:
-                from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-                handler = SocketModeHandler(self.runtime.app, settings.slack_app_token)
-                handler.connect()
-                log.info("Socket Mode connected; /healthz on port %s", settings.port)
+                start_socket_mode(self.runtime)
+                log.info("Socket Mode; /healthz on port %s", settings.port)
             else:
                 log.info("HTTP mode: POST /slack/events, GET /healthz on port %s", settings.port)
             return make_wsgi(self.runtime)
