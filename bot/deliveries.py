@@ -65,6 +65,18 @@ class Outgoing:
     blocks: list[dict[str, Any]] | None = None
     purpose: str | None = None  # remember (channel, ts) in slack_messages under this name
     update: tuple[str, str] | None = None  # (channel, ts): edit that message instead of posting
+    file: FileUpload | None = None  # upload this file into the DM instead (text = its comment)
+    # Called in the transaction that records the send, with (session, channel, ts or file id).
+    on_sent: Callable[[Session, str, str], None] | None = None
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file to upload with files_upload_v2 (letters, memoranda, case exports)."""
+
+    filename: str
+    title: str
+    content: str
 
 
 @dataclass
@@ -279,6 +291,15 @@ class DeliveryService:
             )
             return channel, ts
         channel = self.dm_channel(recipient)
+        if out.file is not None:  # files.getUploadURLExternal, upload, completeUploadExternal
+            resp = self.client.files_upload_v2(
+                channel=channel,
+                content=out.file.content,
+                filename=out.file.filename,
+                title=out.file.title,
+                initial_comment=out.text,
+            )
+            return channel, str(resp["file"]["id"])
         resp = self.client.chat_postMessage(
             channel=channel,
             text=out.text,
@@ -304,6 +325,8 @@ class DeliveryService:
                     last_error=None,
                 )
             )
+            if out.on_sent is not None:
+                out.on_sent(s, channel, ts)
             if out.purpose and delivery.incident_id is not None and out.update is None:
                 version = delivery.report_version or 0
                 existing = s.scalar(
@@ -396,7 +419,9 @@ class DeliveryService:
         for delivery_id, fire_at in delivery_ids:
             if fire_at <= now:
                 if wait:
-                    self.deliver(delivery_id)
+                    # The decision is stored; a failure here is the sweep's to retry, not an
+                    # error to show the person who acted.
+                    self._safe_deliver(delivery_id)
                 else:
                     self._pool.submit(self._safe_deliver, delivery_id)
             else:

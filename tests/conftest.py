@@ -7,6 +7,7 @@ with the real Alembic migrations once per session and emptied before each test.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,12 +137,30 @@ def bot_session(fake_session: FakeSlack, database_url: str) -> Iterator[BotProce
     bot.stop()
 
 
+def wait_until_quiet(fake: FakeSlack, quiet: float = 0.4, limit: float = 8.0) -> None:
+    """Wait until the bot has made no Slack call for `quiet` seconds (at most `limit`).
+
+    The bot process is shared by tests: work still in flight from one test (a delivery being
+    sent after its ack) must not land in the next test's emptied database or fake Slack.
+    """
+    deadline = time.monotonic() + limit
+    seen, since = len(fake.calls), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if len(fake.calls) != seen:
+            seen, since = len(fake.calls), time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
 @pytest.fixture
-def bot(bot_session: BotProcess, db: Database, fake: FakeSlack) -> BotProcess:
+def bot(bot_session: BotProcess, db: Database, fake: FakeSlack) -> Iterator[BotProcess]:
     """The shared bot process, with an empty database and a fresh fake Slack."""
     if bot_session.proc is None or bot_session.proc.poll() is not None:
         raise RuntimeError(f"the bot died:\n{bot_session.output()}")
-    return bot_session
+    yield bot_session
+    fake.clear_failures()
+    wait_until_quiet(fake)
 
 
 @pytest.fixture

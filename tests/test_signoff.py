@@ -39,8 +39,8 @@ def _file(slack, fake, db, reporter=REPORTER, manager=MANAGER, **kw):
     assert resp.status == 200, resp.body
     assert resp.body in ("", "null") or resp.json is None or "errors" not in (resp.json or {})
     case = only_case(db)
-    report = dm(fake, manager)[0]
-    receipt = dm(fake, reporter)[0]
+    report = dm(fake, manager, lambda c: "blocks" in c.params)[0]
+    receipt = dm(fake, reporter, lambda c: "blocks" in c.params)[0]
     return case, report, receipt
 
 
