@@ -17,8 +17,10 @@ from tests.harness.slackrequests import (
     SlackRequests,
     datetime_,
     plain,
-    select as sel,
     user,
+)
+from tests.harness.slackrequests import (
+    select as sel,
 )
 
 TIMELINE = "10:05 納品データの誤りに気づきました。9:00に送付した請求書の金額が桁違いでした。"
