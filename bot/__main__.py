@@ -24,6 +24,10 @@ def _setup_logging(level: str) -> None:
     # slack_sdk logs request bodies at DEBUG, which could include tokens in URLs; keep it quiet.
     logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached" only means a sweep was still
+    # running when the next one was due, which is expected under load.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def cmd_migrate(settings: Settings) -> int:

@@ -57,6 +57,10 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
+class RetryLater(Exception):
+    """A renderer cannot render yet (e.g. the message it updates is still being sent)."""
+
+
 @dataclass
 class Outgoing:
     """What a delivery turns into when it is sent."""
@@ -217,6 +221,9 @@ class DeliveryService:
             return "not-claimed"
         try:
             outgoing, recipient, delivery = self._render(delivery_id, now)
+        except RetryLater as exc:  # expected, e.g. an update racing its original message
+            log.info("delivery %s: %s; retrying shortly", delivery_id, exc)
+            return self._failed_attempt(delivery_id, f"retry: {exc}", permanent=False)
         except Exception as exc:
             log.exception("rendering delivery %s failed", delivery_id)
             return self._failed_attempt(delivery_id, f"render error: {exc!r}", permanent=False)
@@ -449,6 +456,7 @@ class DeliveryService:
             id=f"delivery-{delivery_id}",
             replace_existing=True,
             misfire_grace_time=None,
+            max_instances=3,  # a retry may be scheduled while its failed attempt still runs
         )
 
     def sweep(self, now: datetime | None = None, batch: int = 500) -> int:

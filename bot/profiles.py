@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -46,37 +45,43 @@ class Profiles:
         self.db = db
         self.client = client
         self.default_locale = default_locale
-        self._cache: dict[str, tuple[float, Profile]] = {}
+        self._cache: dict[str, tuple[datetime, Profile]] = {}
         self._lock = threading.Lock()
 
-    def get(self, user_id: str, refresh: bool = False) -> Profile:
-        """The user's profile, from memory, the database, or Slack (in that order)."""
-        now = time.monotonic()
+    def get(self, user_id: str, refresh: bool = False, max_age: timedelta = PROFILE_TTL) -> Profile:
+        """The user's profile, from memory, the database, or Slack (in that order).
+
+        `max_age` bounds how old a cached answer may be (validation of a chosen manager asks
+        for a recent one); `refresh` always asks Slack.
+        """
         if not refresh:
+            now = utcnow()
             with self._lock:
                 hit = self._cache.get(user_id)
-            if hit and now - hit[0] < PROFILE_TTL.total_seconds():
+            if hit and now - hit[0] < max_age:
                 return hit[1]
-            stored = self._from_db(user_id)
+            stored = self._from_db(user_id, max_age)
             if stored is not None:
-                self._remember(user_id, stored)
-                return stored
+                self._remember(user_id, *stored)
+                return stored[1]
         profile = self._from_slack(user_id)
-        self._remember(user_id, profile)
+        self._remember(user_id, utcnow(), profile)
         return profile
 
-    def _remember(self, user_id: str, profile: Profile) -> None:
+    def _remember(self, user_id: str, fetched_at: datetime, profile: Profile) -> None:
         with self._lock:
-            self._cache[user_id] = (time.monotonic(), profile)
+            self._cache[user_id] = (fetched_at, profile)
 
-    def _from_db(self, user_id: str) -> Profile | None:
+    def _from_db(
+        self, user_id: str, max_age: timedelta = PROFILE_TTL
+    ) -> tuple[datetime, Profile] | None:
         with self.db.read() as s:
             row = s.get(UserSetting, user_id)
             if row is None or row.profile_fetched_at is None:
                 return None
-            if utcnow() - row.profile_fetched_at > PROFILE_TTL:
+            if utcnow() - row.profile_fetched_at > max_age:
                 return None
-            return self._profile_of(row)
+            return row.profile_fetched_at, self._profile_of(row)
 
     def _profile_of(self, row: UserSetting) -> Profile:
         locale = row.locale_override or resolve_locale(row.slack_locale, self.default_locale)
