@@ -125,9 +125,8 @@ class Profiles:
                 row.profile_fetched_at = row.updated_at = utcnow()
                 return self._profile_of(row)
         except IntegrityError:  # another request stored the same user at the same moment
-            return self._from_db(user_id) or self._profile_of(
-                UserSetting(user_id=user_id, **values)
-            )
+            stored = self._from_db(user_id)
+            return stored[1] if stored else self._profile_of(UserSetting(user_id=user_id, **values))
 
     def forget(self, user_id: str) -> None:
         with self._lock:
