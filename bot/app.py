@@ -63,6 +63,9 @@ class Runtime:
 
     def start_background(self) -> None:
         self.deliveries.start()
+        from bot.overdue import start_overdue_check
+
+        start_overdue_check(self)
 
     def shutdown(self) -> None:
         self.deliveries.shutdown()

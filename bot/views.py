@@ -54,3 +54,33 @@ def report_modal(
         next_contact=now + DEFAULT_CONTACT_DELAY,
         max_text=MAX_TEXT,
     )
+
+
+def promise_modal(
+    profile: Profile,
+    *,
+    callback_id: str,
+    mode: str,
+    private_metadata: str,
+    case: Any = None,
+    cases: list[Any] | None = None,
+    current: datetime | None = None,
+    initial: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The small promise modal: `mode` add / next / move; `cases` lets the reporter pick one."""
+    from bot.ids import Block
+
+    now = (now or utcnow()).replace(second=0, microsecond=0)
+    return Renderer(profile.locale, profile.tz).blocks(
+        "promise_modal",
+        callback_id=callback_id,
+        private_metadata=private_metadata,
+        mode=mode,
+        case=case,
+        cases=cases or [],
+        current=current,
+        initial=initial or now + DEFAULT_CONTACT_DELAY,
+        case_block=Block.PROMISE_CASE,
+        due_block=Block.PROMISE_DUE,
+    )

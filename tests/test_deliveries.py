@@ -97,7 +97,13 @@ def file_report(db: Database, n: int = 0) -> tuple[int, dict[str, int]]:
             submit_key=f"view-{n}-{time.monotonic_ns()}",
             now=utcnow(),
         )
-        return out.incident.id, {d.kind: d.id for d in out.deliveries}
+        # Only the immediate messages: the promise reminders and the sign-off nudge that
+        # submit_report also schedules (issue 4, tested in test_reminders.py) are removed.
+        now = utcnow()
+        for d in out.deliveries:
+            if d.fire_at > now:
+                s.delete(d)
+        return out.incident.id, {d.kind: d.id for d in out.deliveries if d.fire_at <= now}
 
 
 def row(db: Database, delivery_id: int) -> Delivery:

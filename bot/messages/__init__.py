@@ -4,4 +4,4 @@ Each renderer reads the case as it is *now*, in the recipient's language and tim
 message delayed by a Slack outage never carries stale text.
 """
 
-from bot.messages import reports  # noqa: F401
+from bot.messages import apology, reminders, reports  # noqa: F401

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.deliveries import Outgoing, RenderContext, kind
-from bot.ids import Action
+from bot.deliveries import Outgoing, RenderContext, RetryLater, kind
+from bot.ids import CASE_BUTTONS, Action
 from bot.models import (
+    OPEN_STATES,
     CaseState,
     Decision,
     DecisionOutcome,
@@ -25,12 +26,13 @@ from bot.models import (
     SlackMessage,
 )
 from bot.render import Renderer, escape_mrkdwn
+from bot.workflow.promises import next_pending
 
 MANAGER_REPORT = "manager_report"
 REPORTER_RECEIPT = "reporter_receipt"
 
 
-class NotYetSent(Exception):
+class NotYetSent(RetryLater):
     """The message to update is still being sent: retry the update a little later."""
 
 
@@ -168,6 +170,20 @@ def render_manager_refresh(s: Session, d: Delivery, ctx: RenderContext) -> Outgo
     return out
 
 
+def _promise_buttons(s: Session, incident: Incident, version: int) -> dict[str, Any]:
+    """The receipt's promise buttons (issue 4): add one; move or cancel the next pending one."""
+    live = incident.state in OPEN_STATES and version == incident.current_version
+    return {
+        "promise_live": live,
+        "next_promise": next_pending(s, incident.id) if live else None,
+        "promise_actions": {
+            "add": Action.PROMISE_ADD,
+            "move": Action.PROMISE_MOVE,
+            "cancel": Action.PROMISE_CANCEL,
+        },
+    }
+
+
 def _receipt(
     s: Session, incident: Incident, version: int, recipient: str, ctx: RenderContext
 ) -> Outgoing:
@@ -185,6 +201,7 @@ def _receipt(
         live=incident.state in (CaseState.REPORTED, CaseState.CHANGES_REQUESTED, CaseState.APPROVED)
         and version == incident.current_version,
         withdraw_action=Action.WITHDRAW,
+        **_promise_buttons(s, incident, version),
         value=button_value(incident.id, version),
     )
     text = r._("receipt.fallback", case=incident.short_id, manager=report.manager_id)
@@ -230,6 +247,7 @@ def render_decision_notice(s: Session, d: Delivery, ctx: RenderContext) -> Outgo
         and incident.current_version == version,
         edit_action=Action.EDIT_REPORT,
         value=button_value(incident.id, version),
+        case_buttons=CASE_BUTTONS if approved else (),
     )
     key = "decision.approved.fallback" if approved else "decision.changes.fallback"
     return Outgoing(

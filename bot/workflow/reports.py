@@ -10,7 +10,7 @@ its decision causes (DESIGN §3) — so a decision and the messages it owes are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,15 @@ from bot.models import (
     TeamCounter,
     UserSetting,
 )
+from bot.workflow import blame
 from bot.workflow.common import Outcome, Refused, audit, deliver, lock_incident
+from bot.workflow.promises import (
+    DEFAULT_TIMINGS,
+    Timings,
+    add_first_promise,
+    retarget_escalations,
+)
+from bot.workflow.sla import schedule_manager_sla
 
 MAX_CLIENT = 200
 MAX_TEXT = 3000
@@ -62,6 +70,7 @@ class ReportInput:
     countermeasure: str
     manager_id: str
     next_contact: datetime | None = None
+    blame_flags: list[dict[str, Any]] = field(default_factory=list)  # set by validate_report
 
 
 def validate_report(
@@ -71,8 +80,14 @@ def validate_report(
     now: datetime,
     *,
     needs_contact: bool,
+    blame_policy: str = blame.OFF,
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Field errors by block id → (message key, params). Empty means valid."""
+    """Field errors by block id → (message key, params). Empty means valid.
+
+    The blame check (workflow.blame) runs on the three fact fields under `blame_policy`:
+    `block` turns a finding into a field error with a suggested rewording; `warn` accepts the
+    text and records the findings in `data.blame_flags`, stored on the version.
+    """
     errors: dict[str, tuple[str, dict[str, Any]]] = {}
     if not data.client.strip():
         errors["client"] = ("error.required", {})
@@ -105,6 +120,11 @@ def validate_report(
             errors["next_contact"] = ("error.required", {})
         elif data.next_contact < now - PAST_TOLERANCE:
             errors["next_contact"] = ("error.contact_in_past", {})
+    facts = {b: getattr(data, b) for b in ("timeline", "client_situation", "countermeasure")}
+    data.blame_flags = blame.flags(facts) if blame_policy == blame.WARN else []
+    if blame_policy == blame.BLOCK:
+        for block, error in blame.field_errors(facts).items():
+            errors.setdefault(block, error)
     return errors
 
 
@@ -148,16 +168,21 @@ def submit_report(
     locale: str,
     submit_key: str,
     now: datetime,
+    seq: int | None = None,
+    timings: Timings = DEFAULT_TIMINGS,
 ) -> Outcome:
     """File a new case: report version 1, the first promise, the manager's DM, a receipt.
 
     Idempotent on `submit_key` (the modal's view id): a retried submission returns the case
-    the first one created.
+    the first one created. `seq` is a case number reserved beforehand in its own short
+    transaction (`next_case_number`), so concurrent submissions do not queue on the counter
+    row for the whole of this transaction; a failed submission leaves a gap in the numbers.
     """
     existing = find_by_submit_key(s, submit_key)
     if existing is not None:
         return Outcome(existing, changed=False)
-    seq = next_case_number(s, team_id)
+    if seq is None:
+        seq = next_case_number(s, team_id)
     incident = Incident(
         team_id=team_id,
         seq=seq,
@@ -177,20 +202,12 @@ def submit_report(
     s.flush()
     s.add(_version(incident, 1, data, reporter_id, submit_key=None, now=now))
     out = Outcome(incident)
-    if data.next_contact is not None:
-        s.add(
-            Promise(
-                incident_id=incident.id,
-                text="",
-                due_at=data.next_contact,
-                status=PromiseStatus.PENDING,
-                created_by=reporter_id,
-                created_at=now,
-            )
-        )
+    if data.next_contact is not None:  # the promise and its reminders (workflow.promises)
+        add_first_promise(s, out, incident, reporter_id, data.next_contact, now, timings)
     _remember_manager(s, reporter_id, data.manager_id, now)
     audit(s, incident, reporter_id, "submitted", now, version=1, manager=data.manager_id)
     _report_deliveries(s, out, incident, 1, now)
+    schedule_manager_sla(s, out, incident, 1, now, timings)
     s.flush()
     return out
 
@@ -214,7 +231,7 @@ def _version(
         countermeasure=data.countermeasure.strip(),
         client=data.client.strip(),
         severity=data.severity,
-        blame_flags=[],
+        blame_flags=list(data.blame_flags),
         submit_key=submit_key,
         submitted_by=actor,
         submitted_at=now,
@@ -255,6 +272,7 @@ def resubmit_report(
     data: ReportInput,
     submit_key: str,
     now: datetime,
+    timings: Timings = DEFAULT_TIMINGS,
 ) -> Outcome:
     """A new report version after the manager asked for changes (the manager may change)."""
     incident = lock_incident(s, incident_id)
@@ -275,11 +293,13 @@ def resubmit_report(
     incident.state = CaseState.REPORTED
     incident.updated_at = now
     _cancel_version_deliveries(s, incident.id, old, now)
+    retarget_escalations(s, incident)
     _remember_manager(s, actor, data.manager_id, now)
     audit(s, incident, actor, "resubmitted", now, version=new, manager=data.manager_id)
     out = Outcome(incident)
     _refresh(s, out, incident, old, old_manager, now)
     _report_deliveries(s, out, incident, new, now)
+    schedule_manager_sla(s, out, incident, new, now, timings)
     s.flush()
     return out
 

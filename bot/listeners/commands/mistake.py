@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot import views
 from bot.ids import COMMAND, SUBCOMMANDS
+from bot.listeners.commands import cases, export
 from bot.render import Renderer
 
 if TYPE_CHECKING:
@@ -40,6 +41,18 @@ def handler(runtime: Runtime) -> Callable[..., None]:
             if word == "help":
                 blocks = r.blocks("help", command=COMMAND)
                 respond(text=blocks[0]["text"]["text"], blocks=blocks, response_type="ephemeral")
+                return
+            if word == "export":
+                export.answer(runtime, command, respond)
+                return
+            if word == "promise":
+                cases.promise(runtime, command, client, respond)
+                return
+            if word == "list":
+                cases.list_cases(runtime, command, respond)
+                return
+            if word == "status":
+                cases.status(runtime, command, respond)
                 return
             respond(
                 text=r._("error.subcommand_unavailable", command=COMMAND, word=word),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from bot.app import Runtime
 
 log = logging.getLogger(__name__)
+
+# Whether the chosen manager is a bot or deactivated: a recent answer is enough, and one
+# users.info per submission would push the answer past Slack's 3 s under load.
+MANAGER_CHECK_MAX_AGE = timedelta(minutes=10)
 
 
 def parse(view: dict[str, Any]) -> workflow.ReportInput:
@@ -43,10 +48,15 @@ def handler(runtime: Runtime) -> Callable[..., None]:
         now = utcnow()
         manager = None
         if data.manager_id and data.manager_id != reporter:
-            p = runtime.profiles.get(data.manager_id, refresh=True)
+            p = runtime.profiles.get(data.manager_id, max_age=MANAGER_CHECK_MAX_AGE)
             manager = workflow.ManagerFacts(p.user_id, p.found, p.is_bot, p.deleted)
         errors = workflow.validate_report(
-            data, reporter, manager, now, needs_contact=editing is None
+            data,
+            reporter,
+            manager,
+            now,
+            needs_contact=editing is None,
+            blame_policy=runtime.settings.blame_policy,
         )
         if errors:
             ack(
@@ -85,6 +95,10 @@ def _store(
             incident_id = int(editing)
         except (TypeError, ValueError):
             raise workflow.Refused("refused.no_case") from None
+    seq = None
+    if incident_id is None:
+        with runtime.db.session() as s:  # a moment's lock on the counter row, then commit
+            seq = workflow.next_case_number(s, team)
     for attempt in range(5):
         try:
             with runtime.db.session() as s:
@@ -96,15 +110,18 @@ def _store(
                         data=data,
                         submit_key=submit_key,
                         now=utcnow(),
+                        timings=workflow.Timings.from_settings(runtime.settings),
                     )
                 return workflow.submit_report(
                     s,
+                    seq=seq,
                     team_id=team,
                     reporter_id=reporter,
                     data=data,
                     locale=locale,
                     submit_key=submit_key,
                     now=utcnow(),
+                    timings=workflow.Timings.from_settings(runtime.settings),
                 )
         except IntegrityError:
             if attempt == 4:
