@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from bot.models import OPEN_STATES, CaseState, Incident
+from bot.models import OPEN_STATES, CaseState, Incident, Promise, PromiseStatus
 from bot.render import Renderer
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def handler(runtime: Runtime) -> Callable[..., None]:
         user = str(event.get("user") or "")
         if not user:
             return
-        with runtime.db.session() as s:
+        with runtime.db.read() as s:
             mine = list(
                 s.scalars(
                     select(Incident)
@@ -39,8 +39,18 @@ def handler(runtime: Runtime) -> Callable[..., None]:
                     .limit(20)
                 )
             )
+            ids = [c.id for c in mine]
+            next_due: dict[int, Any] = {}
+            for incident_id, due_at in s.execute(
+                select(Promise.incident_id, func.min(Promise.due_at))
+                .where(Promise.incident_id.in_(ids), Promise.status == PromiseStatus.PENDING)
+                .group_by(Promise.incident_id)
+            ):
+                next_due[incident_id] = due_at
         profile = runtime.profiles.get(user)
-        view = Renderer(profile.locale, profile.tz).blocks("home", mine=mine, waiting=waiting)
+        view = Renderer(profile.locale, profile.tz).blocks(
+            "home", mine=mine, waiting=waiting, next_due=next_due
+        )
         client.views_publish(user_id=user, view=view)
 
     return handle_home
