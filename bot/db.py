@@ -68,9 +68,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.readers = sessionmaker(
-            self.engine.execution_options(horenso_readonly=True), expire_on_commit=False
-        )
+        self.read_engine = self.engine.execution_options(horenso_readonly=True)
+        self.readers = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def is_postgres(self) -> bool:

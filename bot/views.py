@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
 
 from bot.ids import Callback
 from bot.models import Severity, UserSetting
@@ -18,10 +23,71 @@ MAX_TEXT = 3000
 DEFAULT_CONTACT_DELAY = timedelta(minutes=30)
 
 
+# The last chosen manager is only the modal's prefill, read on /mistake's hot path, where a
+# database read per request measurably slows a burst's acks (bench/ack_latency.py). It is
+# kept for LAST_MANAGER_TTL seconds; this process refreshes it whenever it stores a report,
+# so only a report filed through another replica within that window can show an older one.
+LAST_MANAGER_TTL = 60.0
+_last_managers: dict[str, tuple[float, str | None]] = {}
+_last_managers_lock = threading.Lock()
+
+
+def remember_last_manager(user_id: str, manager_id: str | None) -> None:
+    with _last_managers_lock:
+        _last_managers[user_id] = (time.monotonic(), manager_id)
+
+
 def last_manager(runtime: Runtime, user_id: str) -> str | None:
-    with runtime.db.read() as s:
-        row = s.get(UserSetting, user_id)
-        return row.default_manager_id if row else None
+    """The manager this user chose last time."""
+    with _last_managers_lock:
+        hit = _last_managers.get(user_id)
+    if hit is not None and time.monotonic() - hit[0] < LAST_MANAGER_TTL:
+        return hit[1]
+    query = select(UserSetting.default_manager_id).where(UserSetting.user_id == user_id)
+    with runtime.db.read_engine.connect() as conn:
+        manager = conn.execute(query).scalar()
+    remember_last_manager(user_id, manager)
+    return manager
+
+
+_NEW_MODAL_CACHE: dict[tuple[str, str | None, datetime], str] = {}
+_NEW_MODAL_CACHE_LOCK = threading.Lock()
+
+
+def _new_report_modal(profile: Profile, now: datetime) -> dict[str, Any]:
+    """The empty new-report modal for a language, time zone and minute, rendered once.
+
+    A burst of `/mistake` commands renders the same modal again and again; on two cores the
+    template work of fifty requests at once competes with their acks for the interpreter, so
+    the rendered JSON is kept per minute and only the per-user values are filled in.
+    """
+    key = (profile.locale, profile.tz, now)
+    with _NEW_MODAL_CACHE_LOCK:
+        cached = _NEW_MODAL_CACHE.get(key)
+    if cached is None:
+        view = Renderer(profile.locale, profile.tz).blocks(
+            "report_modal",
+            callback_id=Callback.REPORT,
+            private_metadata="",
+            title_key="modal.title.new",
+            is_edit=False,
+            client="",
+            severity=None,
+            severities=[s.value for s in Severity],
+            noticed_at=now,
+            timeline="",
+            client_situation="",
+            countermeasure="",
+            manager=None,
+            next_contact=now + DEFAULT_CONTACT_DELAY,
+            max_text=MAX_TEXT,
+        )
+        cached = json.dumps(view, ensure_ascii=False)
+        with _NEW_MODAL_CACHE_LOCK:
+            if len(_NEW_MODAL_CACHE) > 256:  # old minutes are never asked for again
+                _NEW_MODAL_CACHE.clear()
+            _NEW_MODAL_CACHE[key] = cached
+    return json.loads(cached)
 
 
 def report_modal(
@@ -35,7 +101,16 @@ def report_modal(
 ) -> dict[str, Any]:
     """The report modal, new (`prefill` None) or editing a version (prefilled, no promise)."""
     now = (now or utcnow()).replace(second=0, microsecond=0)
-    prefill = prefill or {}
+    if not prefill:
+        view = _new_report_modal(profile, now)
+        view["private_metadata"] = private_metadata
+        blocks = {b.get("block_id"): b for b in view["blocks"]}
+        if client_name:
+            blocks["client"]["element"]["initial_value"] = client_name[:200]
+        manager = last_manager(runtime, profile.user_id)
+        if manager:
+            blocks["manager"]["element"]["initial_user"] = manager
+        return view
     r = Renderer(profile.locale, profile.tz)
     return r.blocks(
         "report_modal",

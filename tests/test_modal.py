@@ -16,6 +16,7 @@ from bot.models import UserSetting
 from bot.types import utcnow
 from tests.conftest import MANAGER, MANAGER_JA, REPORTER
 from tests.harness.fakeslack import FakeSlack
+from tests.harness.flows import submit
 from tests.harness.slackrequests import Response, SlackRequests
 
 
@@ -84,12 +85,11 @@ def test_manager_chosen_last_time_is_prefilled(
 ) -> None:
     view = _open_modal(slack, fake, REPORTER)
     assert "initial_user" not in _blocks(view)["manager"]["element"]
+    # Filing a report remembers the manager chosen in it (in the database and in this
+    # process's short-lived prefill cache).
+    assert submit(slack, REPORTER, MANAGER_JA).status == 200
     with db.session() as s:
-        row = s.get(UserSetting, REPORTER)
-        if row is None:
-            row = UserSetting(user_id=REPORTER, updated_at=utcnow())
-            s.add(row)
-        row.default_manager_id = MANAGER_JA
+        assert s.get(UserSetting, REPORTER).default_manager_id == MANAGER_JA  # type: ignore[union-attr]
     view = _open_modal(slack, fake, REPORTER)
     assert _blocks(view)["manager"]["element"]["initial_user"] == MANAGER_JA
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 from sqlalchemy.exc import IntegrityError
 
-from bot import workflow
+from bot import views, workflow
 from bot.i18n import t
 from bot.listeners.payload import metadata, state_value, team_id, text_value, user_id
 from bot.types import utcnow
@@ -74,6 +74,7 @@ def handler(runtime: Runtime) -> Callable[..., None]:
             )
             return
         ack()
+        views.remember_last_manager(reporter, data.manager_id)
         runtime.deliveries.dispatch(outcome.due())
 
     return handle_report
