@@ -83,14 +83,15 @@ def test_japanese_user_gets_the_modal_in_japanese_with_tokyo_time(
 def test_manager_chosen_last_time_is_prefilled(
     slack: SlackRequests, fake: FakeSlack, db: Database
 ) -> None:
-    view = _open_modal(slack, fake, REPORTER)
+    reporter = _fresh_user(fake)
+    view = _open_modal(slack, fake, reporter)
     assert "initial_user" not in _blocks(view)["manager"]["element"]
     # Filing a report remembers the manager chosen in it (in the database and in this
     # process's short-lived prefill cache).
-    assert submit(slack, REPORTER, MANAGER_JA).status == 200
+    assert submit(slack, reporter, MANAGER_JA).status == 200
     with db.session() as s:
-        assert s.get(UserSetting, REPORTER).default_manager_id == MANAGER_JA  # type: ignore[union-attr]
-    view = _open_modal(slack, fake, REPORTER)
+        assert s.get(UserSetting, reporter).default_manager_id == MANAGER_JA  # type: ignore[union-attr]
+    view = _open_modal(slack, fake, reporter)
     assert _blocks(view)["manager"]["element"]["initial_user"] == MANAGER_JA
 
 
