@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.ids import Action
+from bot.workflow import Refused
 
 
 def state_value(view: dict[str, Any], block_id: str) -> Any:
@@ -52,6 +53,14 @@ def case_ref(value: Any) -> tuple[int, int] | None:
         return int(incident), int(version)
     except (TypeError, ValueError):
         return None
+
+
+def require_case_ref(value: Any) -> tuple[int, int]:
+    """`case_ref`, refusing a missing or malformed value the way a missing case is refused."""
+    ref = case_ref(value)
+    if ref is None:
+        raise Refused("refused.no_case")
+    return ref
 
 
 def user_id(body: dict[str, Any]) -> str:

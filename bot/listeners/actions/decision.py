@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from bot import workflow
 from bot.ids import Block, Callback
 from bot.listeners.actions.refusal import refuse
-from bot.listeners.payload import case_ref, user_id
+from bot.listeners.payload import require_case_ref, user_id
 from bot.models import DecisionOutcome
 from bot.render import Renderer
 from bot.types import utcnow
@@ -28,9 +28,7 @@ def approve_handler(runtime: Runtime, will_attend: bool) -> Callable[..., None]:
         ack()
         actor = user_id(body)
         try:
-            ref = case_ref(action.get("value"))
-            if ref is None:
-                raise workflow.Refused("refused.no_case")
+            ref = require_case_ref(action.get("value"))
             with runtime.db.session() as s:
                 outcome = workflow.decide(
                     s,
@@ -56,9 +54,7 @@ def request_changes_handler(runtime: Runtime) -> Callable[..., None]:
         ack()
         actor = user_id(body)
         try:
-            ref = case_ref(action.get("value"))
-            if ref is None:
-                raise workflow.Refused("refused.no_case")
+            ref = require_case_ref(action.get("value"))
             with runtime.db.session() as s:
                 incident = workflow.check_can_request_changes(
                     s, incident_id=ref[0], version=ref[1], actor=actor

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from bot import views, workflow
 from bot.ids import Block, Callback
 from bot.listeners.actions.refusal import refuse
-from bot.listeners.payload import case_ref, user_id
+from bot.listeners.payload import require_case_ref, user_id
 from bot.render import Renderer
 from bot.types import utcnow
 
@@ -134,9 +134,7 @@ def add_handler(runtime: Runtime) -> Callable[..., None]:
         ack()
         actor = user_id(body)
         try:
-            ref = case_ref(action.get("value"))
-            if ref is None:
-                raise workflow.Refused("refused.no_case")
+            ref = require_case_ref(action.get("value"))
             with runtime.db.session() as s:
                 incident = workflow.check_can_add(s, incident_id=ref[0], actor=actor)
         except workflow.Refused as refused:
@@ -163,9 +161,7 @@ def reassign_handler(runtime: Runtime) -> Callable[..., None]:
         ack()
         actor = user_id(body)
         try:
-            ref = case_ref(action.get("value"))
-            if ref is None:
-                raise workflow.Refused("refused.no_case")
+            ref = require_case_ref(action.get("value"))
             with runtime.db.session() as s:
                 incident = workflow.check_can_reassign(
                     s, incident_id=ref[0], version=ref[1], actor=actor

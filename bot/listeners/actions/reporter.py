@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot import views, workflow
 from bot.ids import Block, Callback
 from bot.listeners.actions.refusal import refuse
-from bot.listeners.payload import case_ref, user_id
+from bot.listeners.payload import require_case_ref, user_id
 from bot.models import ReportVersion
 from bot.render import Renderer
 
@@ -28,9 +28,7 @@ def withdraw_handler(runtime: Runtime) -> Callable[..., None]:
         ack()
         actor = user_id(body)
         try:
-            ref = case_ref(action.get("value"))
-            if ref is None:
-                raise workflow.Refused("refused.no_case")
+            ref = require_case_ref(action.get("value"))
             with runtime.db.session() as s:
                 incident = workflow.check_reporter(s, incident_id=ref[0], actor=actor)
         except workflow.Refused as refused:
@@ -57,9 +55,7 @@ def edit_handler(runtime: Runtime) -> Callable[..., None]:
         ack()
         actor = user_id(body)
         try:
-            ref = case_ref(action.get("value"))
-            if ref is None:
-                raise workflow.Refused("refused.no_case")
+            ref = require_case_ref(action.get("value"))
             with runtime.db.session() as s:
                 incident = workflow.check_reporter(
                     s, incident_id=ref[0], actor=actor, editable=True
